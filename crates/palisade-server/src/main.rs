@@ -1,1 +1,5 @@
-fn main() {}
+//! The `palisade` binary: a shim over [`palisade_server::cli`].
+
+fn main() -> std::process::ExitCode {
+    palisade_server::cli::main()
+}

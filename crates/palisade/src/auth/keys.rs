@@ -225,12 +225,12 @@ impl JwtKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claims = data.claims;
-        if let Some(Typ::Kind(kind)) = header_kind {
-            if kind != claims.kind {
-                return Err(AuthError::Invalid(
-                    "typ header and type claim disagree".to_owned(),
-                ));
-            }
+        if let Some(Typ::Kind(kind)) = header_kind
+            && kind != claims.kind
+        {
+            return Err(AuthError::Invalid(
+                "typ header and type claim disagree".to_owned(),
+            ));
         }
         if claims.kind != expected {
             return Err(AuthError::WrongType);
