@@ -6,9 +6,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use http::header;
 use palisade::auth::{Auth, AuthLayer, JwtConfig, JwtKeys, MemoryTokenStore};
+use palisade::client_ip::{ClientIpConfig, ClientIpLayer};
+use palisade::limits::HardeningLayer;
+use palisade::rate_limit::{RateLimiter, RedisStore};
+use palisade::request_id::RequestIdLayer;
+use palisade::security_headers::{PathHeaders, SecurityHeadersLayer};
+use palisade::trusted_host::TrustedHostLayer;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -79,15 +86,49 @@ impl Application {
             hasher,
         };
 
-        let router = crate::routes::router()
+        let client_ip = ClientIpConfig::new()
+            .trusted_proxies(settings.trusted_proxies.iter().copied())
+            .forwarded_header(settings.forwarded_header)
+            .ipv6_prefix(settings.ipv6_prefix)
+            .map_err(|e| invalid("IPV6_PREFIX", &settings.ipv6_prefix.to_string(), e))?;
+        let limiter = rate_limiter(&settings, client_ip.clone())?;
+        let limited = crate::routes::Limited::new(&limiter, &settings.rate_limits);
+
+        // Outermost first (SPEC §6): every response, rejections included, gets the security
+        // headers and the request id; the log line sees the final status; hosts, CORS and the
+        // hardening limits answer before any work; auth runs before the per-route limiter.
+        let stack = ServiceBuilder::new()
+            .layer(
+                SecurityHeadersLayer::new()
+                    .path_prefix("/docs", PathHeaders::docs())
+                    .and_then(|l| l.path_prefix("/redoc", PathHeaders::docs()))
+                    .map_err(|e| StartupError::Other(e.to_string()))?,
+            )
+            .layer(RequestIdLayer::new())
+            .layer(ClientIpLayer::new(client_ip))
+            .layer(axum::middleware::from_fn(crate::telemetry::log_requests))
+            .layer(
+                TrustedHostLayer::from_patterns(settings.allowed_hosts.clone())
+                    .map_err(|e| invalid("ALLOWED_HOSTS", "", e))?,
+            )
+            .layer(
+                settings
+                    .cors
+                    .clone()
+                    .into_layer()
+                    .map_err(|e| invalid("CORS_ORIGINS", "", e))?,
+            )
+            .layer(
+                HardeningLayer::new(&settings.limits)
+                    .map_err(|e| invalid("MAX_CONCURRENT_REQUESTS", "", e))?,
+            )
+            .layer(AuthLayer::new(auth))
+            .layer(axum::middleware::map_response(json_error_bodies));
+        let router = crate::routes::router(&limited)
             .fallback(|| async { crate::error::ApiError::NotFound })
             .with_state(state)
-            .layer(
-                ServiceBuilder::new()
-                    .layer(axum::middleware::from_fn(crate::telemetry::log_requests))
-                    .layer(axum::middleware::map_response(json_error_bodies))
-                    .layer(AuthLayer::new(auth)),
-            );
+            .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes))
+            .layer(stack);
 
         let listener =
             TcpListener::bind(settings.bind)
@@ -136,6 +177,44 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn invalid(var: &str, value: &str, e: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        var: var.to_owned(),
+        value: format!("{value:?}"),
+        reason: e.to_string(),
+        expected: "see README.md, Configuration".to_owned(),
+    }
+}
+
+/// The shared limiter: Redis when `REDIS_URL` (or the tutorial's `REDIS_*`) is set, else memory.
+fn rate_limiter(
+    settings: &Settings,
+    client_ip: ClientIpConfig,
+) -> Result<RateLimiter, StartupError> {
+    let rl = &settings.rate_limits;
+    let builder = match &settings.redis_url {
+        None => RateLimiter::builder(palisade::rate_limit::MemoryStore::new()),
+        Some(url) => {
+            let url = url.expose_secret();
+            let store = if settings.redis_cluster {
+                RedisStore::cluster(url.split(',').map(str::to_owned).collect::<Vec<_>>())
+            } else {
+                RedisStore::builder(url)
+            };
+            let store = store
+                .key_prefix(format!("{}:rl", settings.redis_key_prefix))
+                .build()
+                .map_err(|e| invalid("REDIS_URL", "[masked]", e))?;
+            RateLimiter::builder(store)
+        }
+    };
+    Ok(builder
+        .failure_mode(rl.failure_mode)
+        .instances(rl.instances)
+        .client_ip(client_ip)
+        .build())
 }
 
 /// Gives the errors axum produces on its own (405, unmatched methods, extractor rejections

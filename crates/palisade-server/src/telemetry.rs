@@ -34,14 +34,11 @@ pub fn init(settings: &Settings) {
     };
 }
 
-/// The request id of a request: the `X-Request-ID` it carries once the request-id layer has
-/// validated or replaced it.
+/// The request id the request-id layer validated, replaced or generated.
 fn request_id(req: &Request) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned()
+    req.extensions()
+        .get::<palisade::request_id::RequestId>()
+        .map_or_else(|| "-".to_owned(), |id| id.as_str().to_owned())
 }
 
 /// Runs the request inside a span carrying its request id (so every line logged while handling
@@ -54,6 +51,10 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    let client = req
+        .extensions()
+        .get::<palisade::client_ip::ClientIp>()
+        .map(|ip| ip.addr().to_string());
     let span = tracing::info_span!("request", request_id = %request_id(&req));
     let response = next.run(req).instrument(span.clone()).await;
     let _entered = span.enter();
@@ -61,6 +62,7 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
         method = %method,
         path = ?path,
         route = route.as_deref().unwrap_or("-"),
+        client = client.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"

@@ -12,13 +12,28 @@ use crate::passwords::Verified;
 use crate::state::AppState;
 use crate::store::{Field, NewUser, StoreError};
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(limited: &super::Limited<'_>) -> Router<AppState> {
     Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
+        .route(
+            "/auth/register",
+            post(register).route_layer(limited.layer("register")),
+        )
+        .route(
+            "/auth/login",
+            post(login).route_layer(limited.layer("login")),
+        )
+        .route(
+            "/auth/refresh",
+            post(refresh).route_layer(limited.layer("refresh")),
+        )
+        .route(
+            "/auth/logout",
+            post(logout).route_layer(limited.layer("logout")),
+        )
+        .route(
+            "/auth/logout-all",
+            post(logout_all).route_layer(limited.layer("logout-all")),
+        )
 }
 
 struct RegisterRequest {

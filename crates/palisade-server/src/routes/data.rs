@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::MaybeUser;
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/data", get(data))
+pub(super) fn router(limited: &super::Limited<'_>) -> Router<AppState> {
+    Router::new().route("/api/data", get(data).route_layer(limited.layer("data")))
 }
 
 async fn data(MaybeUser(user): MaybeUser) -> Json<Value> {

@@ -8,10 +8,10 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(limited: &super::Limited<'_>) -> Router<AppState> {
     Router::new()
-        .route("/", get(root))
-        .route("/health", get(health))
+        .route("/", get(root).route_layer(limited.layer("root")))
+        .route("/health", get(health).route_layer(limited.layer("health")))
 }
 
 async fn root() -> Json<Value> {

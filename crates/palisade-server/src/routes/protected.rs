@@ -9,10 +9,16 @@ use super::CurrentUser;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(limited: &super::Limited<'_>) -> Router<AppState> {
     Router::new()
-        .route("/protected", get(protected))
-        .route("/user/profile", get(profile))
+        .route(
+            "/protected",
+            get(protected).route_layer(limited.layer("protected")),
+        )
+        .route(
+            "/user/profile",
+            get(profile).route_layer(limited.layer("profile")),
+        )
 }
 
 async fn protected(CurrentUser(user): CurrentUser) -> Json<Value> {

@@ -13,7 +13,15 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use jsonwebtoken::Algorithm;
+use palisade::client_ip::ForwardedHeader;
+use palisade::cors::{AllowedOrigins, CorsConfig};
+use palisade::limits::LimitsConfig;
+use palisade::trusted_host::HostPattern;
 use secrecy::{ExposeSecret, SecretString};
+
+mod rate_limits;
+
+pub use rate_limits::{ROUTES, RateLimitSettings, RoutePolicy};
 
 /// Secrets published in tutorials and examples: never acceptable in production.
 const KNOWN_PLACEHOLDER_SECRETS: &[&str] = &[
@@ -135,14 +143,14 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
 }
 
 /// `secret_key = "…"` becomes `SECRET_KEY`; `[rate_limits] login = "…"` becomes
-/// `RATE_LIMITS.LOGIN`; arrays become comma-separated lists, as in the environment.
+/// `RATE_LIMITS_LOGIN`; arrays become comma-separated lists, as in the environment.
 fn flatten_toml(
     prefix: &str,
     table: &toml::Table,
     out: &mut BTreeMap<String, String>,
 ) -> Result<(), String> {
     for (key, value) in table {
-        let name = format!("{prefix}{}", key.to_ascii_uppercase());
+        let name = format!("{prefix}{}", key.to_ascii_uppercase().replace('-', "_"));
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
@@ -159,7 +167,7 @@ fn flatten_toml(
                 parts.join(",")
             }
             toml::Value::Table(inner) => {
-                flatten_toml(&format!("{name}."), inner, out)?;
+                flatten_toml(&format!("{name}_"), inner, out)?;
                 continue;
             }
             toml::Value::Datetime(_) => return Err(format!("{key}: dates are not a setting")),
@@ -244,17 +252,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// What the rate limiter does when Redis does not answer (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureMode {
-    /// Admit and log.
-    Open,
-    /// Answer 503.
-    Closed,
-    /// Fall back to in-memory limits divided by `RATE_LIMIT_INSTANCES`.
-    Local,
-}
-
 /// The JWT signing secret, or where the development secret lives.
 #[derive(Clone)]
 pub enum SecretSetting {
@@ -308,55 +305,60 @@ pub struct Settings {
     pub legacy_tokens: bool,
     /// `REDIS_URL`, or one built from `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`/`REDIS_DB`.
     pub redis_url: Option<SecretString>,
+    /// `REDIS_CLUSTER`: `REDIS_URL` lists cluster seed nodes (also implied by several URLs).
+    pub redis_cluster: bool,
+    /// `REDIS_KEY_PREFIX`: the prefix of every key Palisade writes.
+    pub redis_key_prefix: String,
     /// `ALLOWED_HOSTS`.
-    pub allowed_hosts: Vec<String>,
-    /// `CORS_ORIGINS`.
-    pub cors_origins: Vec<String>,
+    pub allowed_hosts: Vec<HostPattern>,
+    /// `CORS_ORIGINS` and `CORS_ALLOW_CREDENTIALS`.
+    pub cors: CorsConfig,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<IpNet>,
-    /// `GLOBAL_RATE_LIMIT`.
-    pub global_rate_limit: String,
-    /// `AUTH_RATE_LIMIT`.
-    pub auth_rate_limit: String,
-    /// `REGISTER_RATE_LIMIT`.
-    pub register_rate_limit: String,
-    /// `RATE_LIMIT_FAILURE_MODE`.
-    pub rate_limit_failure_mode: FailureMode,
-    /// `RATE_LIMIT_INSTANCES`.
-    pub rate_limit_instances: u32,
+    /// `FORWARDED_HEADER`: which forwarding header trusted proxies set.
+    pub forwarded_header: ForwardedHeader,
+    /// `IPV6_PREFIX`: IPv6 clients are counted per prefix of this length.
+    pub ipv6_prefix: u8,
+    /// Rate-limit policies and the limiter's behaviour.
+    pub rate_limits: RateLimitSettings,
+    /// `MAX_BODY_BYTES`, `MAX_HEADER_COUNT`, `MAX_HEADER_BYTES`, `REQUEST_TIMEOUT`,
+    /// `MAX_CONCURRENT_REQUESTS`.
+    pub limits: LimitsConfig,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `METRICS_BIND`.
     pub metrics_bind: Option<SocketAddr>,
     /// Where each value came from, for `check-config`.
-    origins: BTreeMap<&'static str, Origin>,
+    origins: BTreeMap<String, Origin>,
 }
 
 /// Reads variables from a [`Source`], collecting every error.
 struct Reader<'a> {
     source: &'a Source,
     errors: Vec<ConfigError>,
-    origins: BTreeMap<&'static str, Origin>,
+    origins: BTreeMap<String, Origin>,
 }
 
 impl<'a> Reader<'a> {
-    fn raw(&mut self, var: &'static str) -> Option<&'a str> {
+    fn raw(&mut self, var: &str) -> Option<&'a str> {
         let (value, origin) = self.source.get(var)?;
-        self.origins.insert(var, origin);
+        self.origins.insert(var.to_owned(), origin);
         Some(value)
     }
 
     /// Reads `var` with `parse`, or `default` when unset. Empty counts as unset.
     fn read<T>(
         &mut self,
-        var: &'static str,
+        var: &str,
         default: T,
         expected: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> T {
         match self.raw(var).map(str::trim).filter(|v| !v.is_empty()) {
             None => {
-                self.origins.entry(var).or_insert(Origin::Default);
+                self.origins
+                    .entry(var.to_owned())
+                    .or_insert(Origin::Default);
                 default
             }
             Some(value) => match parse(value) {
@@ -376,7 +378,7 @@ impl<'a> Reader<'a> {
 
     fn optional<T>(
         &mut self,
-        var: &'static str,
+        var: &str,
         expected: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
@@ -412,6 +414,49 @@ fn parse_list(v: &str) -> Vec<String> {
         .collect()
 }
 
+fn parse_nets(v: &str) -> Result<Vec<IpNet>, String> {
+    parse_list(v)
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s} is not an IP address or CIDR"))
+        })
+        .collect()
+}
+
+/// `250ms`, `30s`, `2m`, or a bare number of seconds.
+fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| "not a duration".to_owned())?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        other => return Err(format!("unknown unit {other:?}")),
+    };
+    if d.is_zero() || d > Duration::from_secs(600) {
+        return Err("out of range 1ms..=10m".to_owned());
+    }
+    Ok(d)
+}
+
+fn cors_origins(cors: &CorsConfig) -> String {
+    match cors.origins() {
+        AllowedOrigins::Any => "*".to_owned(),
+        AllowedOrigins::List(list) if list.is_empty() => "(none)".to_owned(),
+        AllowedOrigins::List(list) => list
+            .iter()
+            .map(|o| o.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
 fn parse_socket_addr(v: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = v.parse() {
         return Ok(addr);
@@ -421,31 +466,6 @@ fn parse_socket_addr(v: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("not host:port ({e})"))?
         .next()
         .ok_or_else(|| "the host name resolves to no address".to_owned())
-}
-
-fn parse_origin(v: &str) -> Result<String, String> {
-    if v == "*" {
-        return Err(
-            "`*` cannot be combined with credentials, which Palisade's CORS allows".to_owned(),
-        );
-    }
-    let (scheme, rest) = v
-        .split_once("://")
-        .ok_or("an origin has a scheme, e.g. https://")?;
-    if !matches!(scheme, "http" | "https") {
-        return Err(format!("{scheme} is not http or https"));
-    }
-    if rest.is_empty()
-        || rest.contains('/')
-        || rest.contains('?')
-        || rest.contains('#')
-        || rest.contains('@')
-    {
-        return Err(format!(
-            "{v} is not an origin (scheme://host[:port], no path)"
-        ));
-    }
-    Ok(v.trim_end_matches('/').to_ascii_lowercase())
 }
 
 fn percent_encode(s: &str) -> String {
@@ -543,74 +563,75 @@ impl Settings {
         let legacy_tokens = r.read("LEGACY_TOKENS", true, "true or false", parse_bool);
 
         let redis_url = Self::redis_url(&mut r);
+        let redis_cluster = r.read("REDIS_CLUSTER", false, "true or false", parse_bool)
+            || redis_url
+                .as_ref()
+                .is_some_and(|u| u.expose_secret().contains(','));
+        let redis_key_prefix = r.read(
+            "REDIS_KEY_PREFIX",
+            "palisade".to_owned(),
+            "letters, digits, '_', '-', ':' and '.'",
+            |v| {
+                if v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-:.".contains(c))
+                {
+                    Ok(v.to_owned())
+                } else {
+                    Err("braces or other characters would change the keys' hash slot".to_owned())
+                }
+            },
+        );
 
         let allowed_hosts = r.read(
             "ALLOWED_HOSTS",
-            vec![
-                "localhost".to_owned(),
-                "127.0.0.1".to_owned(),
-                "[::1]".to_owned(),
-            ],
-            "a comma-separated list of host names, *.example.com wildcards or *",
-            |v| Ok(parse_list(v)),
+            ["localhost", "127.0.0.1", "[::1]"]
+                .iter()
+                .map(|h| h.parse().expect("valid built-in host pattern"))
+                .collect(),
+            "a comma-separated list of host names (optionally :port), *.example.com wildcards, or *",
+            |v| {
+                parse_list(v)
+                    .iter()
+                    .map(|h| h.parse::<HostPattern>().map_err(|e| e.to_string()))
+                    .collect()
+            },
         );
-        let cors_origins = r.read(
-            "CORS_ORIGINS",
-            Vec::new(),
-            "a comma-separated list of origins such as https://app.example.com",
-            |v| parse_list(v).iter().map(|o| parse_origin(o)).collect(),
-        );
+        let cors_credentials = r.read("CORS_ALLOW_CREDENTIALS", true, "true or false", parse_bool);
+        let cors = r
+            .read(
+                "CORS_ORIGINS",
+                CorsConfig::new(AllowedOrigins::List(Vec::new())),
+                "a comma-separated list of origins such as https://app.example.com \
+             (* only with CORS_ALLOW_CREDENTIALS=false)",
+                |v| {
+                    let config = CorsConfig::parse(v).map_err(|e| e.to_string())?;
+                    let config = config.allow_credentials(cors_credentials);
+                    config.validate().map_err(|e| e.to_string())?;
+                    Ok(config)
+                },
+            )
+            .allow_credentials(cors_credentials);
         let trusted_proxies = r.read(
             "TRUSTED_PROXIES",
             Vec::new(),
             "a comma-separated list of IP addresses or CIDRs, e.g. 10.0.0.0/8,::1",
-            |v| {
-                parse_list(v)
-                    .iter()
-                    .map(|s| {
-                        s.parse::<IpNet>()
-                            .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                            .map_err(|_| format!("{s} is not an IP address or CIDR"))
-                    })
-                    .collect()
-            },
+            parse_nets,
         );
-        let limit_expected = "limits such as 100/minute, 5 per second or 10/minute;1000/day";
-        let global_rate_limit = r.read(
-            "GLOBAL_RATE_LIMIT",
-            "100/minute".to_owned(),
-            limit_expected,
-            |v| Ok(v.to_owned()),
-        );
-        let auth_rate_limit = r.read(
-            "AUTH_RATE_LIMIT",
-            "10/minute".to_owned(),
-            limit_expected,
-            |v| Ok(v.to_owned()),
-        );
-        let register_rate_limit = r.read(
-            "REGISTER_RATE_LIMIT",
-            "5/minute".to_owned(),
-            limit_expected,
-            |v| Ok(v.to_owned()),
-        );
-        let rate_limit_failure_mode = r.read(
-            "RATE_LIMIT_FAILURE_MODE",
-            FailureMode::Local,
-            "open, closed or local",
+        let forwarded_header = r.read(
+            "FORWARDED_HEADER",
+            ForwardedHeader::XForwardedFor,
+            "x-forwarded-for or forwarded",
             |v| match v.to_ascii_lowercase().as_str() {
-                "open" => Ok(FailureMode::Open),
-                "closed" => Ok(FailureMode::Closed),
-                "local" => Ok(FailureMode::Local),
-                _ => Err("unknown failure mode".to_owned()),
+                "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+                "forwarded" => Ok(ForwardedHeader::Forwarded),
+                _ => Err("unknown header".to_owned()),
             },
         );
-        let rate_limit_instances = r.read(
-            "RATE_LIMIT_INSTANCES",
-            1,
-            "a whole number of instances from 1 to 10000",
-            |v| parse_range(v, 1, 10_000),
-        );
+        let ipv6_prefix = r.read("IPV6_PREFIX", 64, "a prefix length from 32 to 128", |v| {
+            parse_range(v, 32, 128)
+        });
+        let rate_limits = RateLimitSettings::read(&mut r);
+        let limits = Self::limits(&mut r);
         let default_format = match environment {
             Environment::Production => LogFormat::Json,
             Environment::Development => LogFormat::Pretty,
@@ -646,14 +667,15 @@ impl Settings {
             jwt_leeway_seconds,
             legacy_tokens,
             redis_url,
+            redis_cluster,
+            redis_key_prefix,
             allowed_hosts,
-            cors_origins,
+            cors,
             trusted_proxies,
-            global_rate_limit,
-            auth_rate_limit,
-            register_rate_limit,
-            rate_limit_failure_mode,
-            rate_limit_instances,
+            forwarded_header,
+            ipv6_prefix,
+            rate_limits,
+            limits,
             log_format,
             metrics_bind,
             origins,
@@ -669,15 +691,66 @@ impl Settings {
         }
     }
 
+    fn limits(r: &mut Reader<'_>) -> LimitsConfig {
+        let d = LimitsConfig::default();
+        let max_body_bytes = r.read(
+            "MAX_BODY_BYTES",
+            d.max_body_bytes,
+            "a number of bytes from 1024 to 104857600",
+            |v| parse_range(v, 1024, 100 * 1024 * 1024),
+        );
+        let max_header_count = r.read(
+            "MAX_HEADER_COUNT",
+            d.max_header_count,
+            "a number of header fields from 8 to 100",
+            |v| parse_range(v, 8, 100),
+        );
+        let max_header_bytes = r.read(
+            "MAX_HEADER_BYTES",
+            d.max_header_bytes,
+            "a number of bytes from 1024 to 262144",
+            |v| parse_range(v, 1024, 256 * 1024),
+        );
+        let timeout = r.read(
+            "REQUEST_TIMEOUT",
+            d.timeout,
+            "a duration such as 30s or 250ms, at most 10m",
+            parse_duration,
+        );
+        let max_concurrent_requests = r.read(
+            "MAX_CONCURRENT_REQUESTS",
+            d.max_concurrent_requests,
+            "a number of requests from 1 to 100000",
+            |v| parse_range(v, 1, 100_000),
+        );
+        LimitsConfig {
+            max_body_bytes,
+            max_header_count,
+            max_header_bytes,
+            timeout,
+            max_concurrent_requests,
+            ..d
+        }
+    }
+
     fn redis_url(r: &mut Reader<'_>) -> Option<SecretString> {
         let url = r.optional(
             "REDIS_URL",
             "redis://[user:password@]host:port[/db] or rediss://…",
             |v| {
-                if v.starts_with("redis://") || v.starts_with("rediss://") {
-                    Ok(v.to_owned())
+                let urls = parse_list(v);
+                if !urls.is_empty()
+                    && urls
+                        .iter()
+                        .all(|u| u.starts_with("redis://") || u.starts_with("rediss://"))
+                {
+                    Ok(urls.join(","))
                 } else {
-                    Err("not a redis:// or rediss:// URL".to_owned())
+                    Err(
+                        "not a redis:// or rediss:// URL (or a comma-separated list of them \
+                         for a cluster)"
+                            .to_owned(),
+                    )
                 }
             },
         );
@@ -816,8 +889,23 @@ impl Settings {
             ("JWT_LEEWAY_SECONDS", self.jwt_leeway_seconds.to_string()),
             ("LEGACY_TOKENS", self.legacy_tokens.to_string()),
             ("REDIS_URL", redis),
-            ("ALLOWED_HOSTS", list(&self.allowed_hosts)),
-            ("CORS_ORIGINS", list(&self.cors_origins)),
+            ("REDIS_CLUSTER", self.redis_cluster.to_string()),
+            ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
+            (
+                "ALLOWED_HOSTS",
+                list(
+                    &self
+                        .allowed_hosts
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            ("CORS_ORIGINS", cors_origins(&self.cors)),
+            (
+                "CORS_ALLOW_CREDENTIALS",
+                self.cors.credentials().to_string(),
+            ),
             (
                 "TRUSTED_PROXIES",
                 list(
@@ -828,16 +916,15 @@ impl Settings {
                         .collect::<Vec<_>>(),
                 ),
             ),
-            ("GLOBAL_RATE_LIMIT", self.global_rate_limit.clone()),
-            ("AUTH_RATE_LIMIT", self.auth_rate_limit.clone()),
-            ("REGISTER_RATE_LIMIT", self.register_rate_limit.clone()),
+            ("FORWARDED_HEADER", format!("{:?}", self.forwarded_header)),
+            ("IPV6_PREFIX", self.ipv6_prefix.to_string()),
+            ("MAX_BODY_BYTES", self.limits.max_body_bytes.to_string()),
+            ("MAX_HEADER_COUNT", self.limits.max_header_count.to_string()),
+            ("MAX_HEADER_BYTES", self.limits.max_header_bytes.to_string()),
+            ("REQUEST_TIMEOUT", format!("{:?}", self.limits.timeout)),
             (
-                "RATE_LIMIT_FAILURE_MODE",
-                format!("{:?}", self.rate_limit_failure_mode).to_lowercase(),
-            ),
-            (
-                "RATE_LIMIT_INSTANCES",
-                self.rate_limit_instances.to_string(),
+                "MAX_CONCURRENT_REQUESTS",
+                self.limits.max_concurrent_requests.to_string(),
             ),
             (
                 "LOG_FORMAT",
@@ -849,9 +936,13 @@ impl Settings {
                     .map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
             ),
         ];
+        let mut rows: Vec<(String, String)> =
+            rows.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        rows.extend(self.rate_limits.describe());
         let mut out = String::new();
         for (name, value) in rows {
-            let origin = self.origins.get(name).copied().unwrap_or(Origin::Default);
+            let var = name.split(' ').next().unwrap_or(&name);
+            let origin = self.origins.get(var).copied().unwrap_or(Origin::Default);
             // A URL built from REDIS_HOST & co. has no origin of its own.
             out.push_str(&format!("{name:<28} = {value}  ({origin})\n"));
         }
@@ -949,7 +1040,11 @@ mod tests {
         assert_eq!(s.refresh_token_expire_days, 7);
         assert_eq!(s.jwt_leeway_seconds, 30);
         assert_eq!(s.algorithm, Algorithm::HS256);
-        assert_eq!(s.global_rate_limit, "100/minute");
+        let limits = |name: &str| s.rate_limits.policy(name).map(|p| p.limits().to_string());
+        assert_eq!(limits("root"), Some("100 per 1 minute".to_owned()));
+        assert_eq!(limits("login"), Some("10 per 1 minute".to_owned()));
+        assert_eq!(limits("register"), Some("5 per 1 minute".to_owned()));
+        assert_eq!(limits("health"), Some("200 per 1 minute".to_owned()));
         assert!(s.legacy_tokens);
         assert!(s.redis_url.is_none());
         assert!(matches!(s.secret, SecretSetting::DevFile(_)));
@@ -1054,7 +1149,7 @@ mod tests {
         )
         .expect("flatten");
         assert_eq!(
-            map.get("RATE_LIMITS.LOGIN").map(String::as_str),
+            map.get("RATE_LIMITS_LOGIN").map(String::as_str),
             Some("3/minute")
         );
         let source = Source {
@@ -1068,7 +1163,15 @@ mod tests {
         };
         let s = Settings::from_source(&source).expect("valid");
         assert_eq!(s.access_token_expire_minutes, 20);
-        assert_eq!(s.allowed_hosts, ["a.com", "*.b.com"]);
+        let hosts: Vec<String> = s.allowed_hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["a.com", "*.b.com"]);
+        assert_eq!(
+            s.rate_limits
+                .policy("login")
+                .map(|p| p.limits().to_string()),
+            Some("3 per 1 minute".to_owned()),
+            "[rate_limits] login overrides AUTH_RATE_LIMIT"
+        );
         assert!(
             s.describe()
                 .contains("ALLOWED_HOSTS                = a.com,*.b.com  (palisade.toml)")
