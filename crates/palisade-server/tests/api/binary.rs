@@ -7,21 +7,16 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
+use crate::helpers::palisade_command;
+
 /// Bounds how long a test waits for the binary; a hang is a failure, not a stuck CI run.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn palisade(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BIND", "127.0.0.1:0")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = palisade_command(dir, env, args);
+    cmd.env("BIND", "127.0.0.1:0").stdin(Stdio::null());
+    // Explicit settings win over the default BIND above.
+    cmd.envs(env.iter().copied());
     cmd
 }
 

@@ -47,6 +47,8 @@ pub(crate) async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         // one address; the rate-limit tests set their own limits.
         ("REGISTER_RATE_LIMIT".into(), "1000/minute".into()),
         ("AUTH_RATE_LIMIT".into(), "1000/minute".into()),
+        // Argon2 is slow on a loaded 2-core CI machine; tests of the timeout set their own.
+        ("REQUEST_TIMEOUT".into(), "5m".into()),
     ];
     pairs.extend(
         extra
@@ -180,4 +182,22 @@ pub(crate) fn now() -> i64 {
         .as_secs()
         .try_into()
         .expect("fits")
+}
+
+/// The real `palisade` binary in `dir` with exactly `env` (plus `PATH`), output captured.
+pub(crate) fn palisade_command(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_palisade"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
 }

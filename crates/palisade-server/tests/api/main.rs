@@ -2,6 +2,7 @@
 
 mod auth_flow;
 mod binary;
+mod cli;
 mod helpers;
 mod registration;
 mod tokens;

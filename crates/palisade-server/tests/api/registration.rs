@@ -29,7 +29,10 @@ async fn twenty_concurrent_registrations_of_one_username_admit_exactly_one() {
                 let body: Value = res.json().await.expect("json");
                 assert_eq!(body, json!({ "detail": "Username already registered" }));
             }
-            other => panic!("unexpected status {other}"),
+            other => panic!(
+                "unexpected status {other}: {}",
+                res.text().await.unwrap_or_default()
+            ),
         }
     }
     assert_eq!(ok, 1);
