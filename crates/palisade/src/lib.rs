@@ -27,6 +27,7 @@ pub mod client_ip;
 pub mod cors;
 pub mod limits;
 pub mod rate_limit;
+mod redis_conn;
 pub mod request_id;
 pub mod security_headers;
 pub mod trusted_host;

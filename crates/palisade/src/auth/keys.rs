@@ -146,6 +146,12 @@ impl JwtKeys {
         })
     }
 
+    /// How long past its `exp` a token still verifies (clock-skew leeway), in seconds. A
+    /// revocation must outlive the token by as much.
+    pub(crate) fn leeway_seconds(&self) -> i64 {
+        i64::try_from(self.validation.leeway).unwrap_or(i64::MAX)
+    }
+
     /// The pinned algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm

@@ -175,7 +175,11 @@ impl Auth {
         let claims = &verified.claims;
         let first = self
             .store
-            .use_refresh(&verified.token_id, claims.exp)
+            .use_refresh(
+                &claims.user_id,
+                &verified.token_id,
+                self.verifiable_until(claims.exp),
+            )
             .await
             .map_err(|e| AuthError::StoreUnavailable(e.to_string()))?;
         match (first, claims.fam.as_deref()) {
@@ -187,7 +191,7 @@ impl Auth {
             (RefreshUse::Reused, family) => {
                 if let Some(family) = family {
                     self.store
-                        .revoke_family(family, self.session_horizon())
+                        .revoke_family(&claims.user_id, family, self.session_horizon())
                         .await
                         .map_err(|e| AuthError::StoreUnavailable(e.to_string()))?;
                 }
@@ -201,12 +205,16 @@ impl Auth {
     pub async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
         let unavailable = |e: super::TokenStoreError| AuthError::StoreUnavailable(e.to_string());
         self.store
-            .revoke_token(&principal.token_id, principal.expires_at)
+            .revoke_token(
+                &principal.user_id,
+                &principal.token_id,
+                self.verifiable_until(principal.expires_at),
+            )
             .await
             .map_err(unavailable)?;
         if let Some(family) = &principal.family {
             self.store
-                .revoke_family(family, self.session_horizon())
+                .revoke_family(&principal.user_id, family, self.session_horizon())
                 .await
                 .map_err(unavailable)?;
         }
@@ -221,9 +229,17 @@ impl Auth {
             .map_err(|e| AuthError::StoreUnavailable(e.to_string()))
     }
 
-    /// The latest moment a token issued now can still be valid.
+    /// The latest moment a token issued now can still verify.
     fn session_horizon(&self) -> i64 {
-        super::keys::now_millis() / 1000 + self.access_lifetime.max(self.refresh_lifetime)
+        self.verifiable_until(
+            super::keys::now_millis() / 1000 + self.access_lifetime.max(self.refresh_lifetime),
+        )
+    }
+
+    /// The last moment a token expiring at `exp` still verifies: the leeway lets it through
+    /// for a while after `exp`, so its revocation must be kept that long too.
+    fn verifiable_until(&self, exp: i64) -> i64 {
+        exp.saturating_add(self.keys.leeway_seconds())
     }
 }
 

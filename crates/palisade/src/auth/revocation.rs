@@ -2,8 +2,8 @@
 //!
 //! Every entry carries the time after which it is useless (the expiry of the token it
 //! concerns) and disappears then, so a store holds only what can still matter. The in-memory
-//! store here serves one instance; a shared store (Redis) implements the same trait so that
-//! several instances agree.
+//! store here serves one instance; [`RedisTokenStore`](super::RedisTokenStore) implements the
+//! same trait so that several instances agree.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -23,6 +23,9 @@ pub enum TokenStoreError {
     /// The in-memory store is at its cap with nothing expired to drop.
     #[error("token store is full ({0} live entries)")]
     Full(usize),
+    /// The store was configured wrongly (an invalid URL or key prefix, no Cluster node).
+    #[error("invalid token store configuration: {0}")]
+    Config(String),
 }
 
 /// The result of presenting a refresh token for rotation.
@@ -50,23 +53,35 @@ pub struct RevocationQuery<'a> {
 }
 
 /// Storage for revocation state. Times are seconds since the Unix epoch unless named `_ms`.
+///
+/// Every entry concerns one user and names it: a shared store keeps all of a user's entries
+/// together (on Redis Cluster, in one hash slot), so that [`is_revoked`](Self::is_revoked)
+/// answers in one round trip. A token's user id comes from its signed claims, so a token id
+/// is always presented with the same user id.
+///
+/// An error means "unknown", never "not revoked": [`Auth`](super::Auth) refuses the token
+/// ([`AuthError::StoreUnavailable`](super::AuthError::StoreUnavailable), a 503) rather than
+/// let a possibly revoked one through.
 pub trait TokenStore: Send + Sync + 'static {
-    /// Revokes one token until `expires_at`, when it would expire anyway.
+    /// Revokes one token of `user_id` until `expires_at`, when it would expire anyway.
     fn revoke_token<'a>(
         &'a self,
+        user_id: &'a str,
         token_id: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), TokenStoreError>>;
 
-    /// Revokes a whole session (refresh-token family) until `expires_at`.
+    /// Revokes a whole session (refresh-token family) of `user_id` until `expires_at`.
     fn revoke_family<'a>(
         &'a self,
+        user_id: &'a str,
         family: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), TokenStoreError>>;
 
     /// Revokes every token of `user_id` issued at or before `not_before_ms`; the mark is kept
-    /// until `expires_at` (when the last such token has expired).
+    /// until `expires_at` (when the last such token has expired). A later call never moves
+    /// the mark back, nor shortens it.
     fn revoke_user_before<'a>(
         &'a self,
         user_id: &'a str,
@@ -80,13 +95,20 @@ pub trait TokenStore: Send + Sync + 'static {
         query: RevocationQuery<'a>,
     ) -> BoxFuture<'a, Result<bool, TokenStoreError>>;
 
-    /// Marks a refresh token spent, atomically: exactly one caller ever gets
-    /// [`RefreshUse::First`] for a given `token_id`.
+    /// Marks a refresh token of `user_id` spent until `expires_at`, atomically: exactly one
+    /// caller ever gets [`RefreshUse::First`] for a given `token_id`.
     fn use_refresh<'a>(
         &'a self,
+        user_id: &'a str,
         token_id: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<RefreshUse, TokenStoreError>>;
+
+    /// Checks that the store answers, e.g. for a readiness probe. The default (for stores
+    /// that live in the process) always succeeds.
+    fn ping(&self) -> BoxFuture<'_, Result<(), TokenStoreError>> {
+        async { Ok(()) }.boxed()
+    }
 }
 
 /// A bounded, in-process [`TokenStore`]. Entries expire with their tokens and are dropped as
@@ -192,35 +214,42 @@ impl Inner {
     }
 }
 
-fn token_key(id: &str) -> String {
-    format!("tok:{id}")
+/// The key of one entry. The user id is length-prefixed so that no pair of (user, id) can
+/// collide with another, whatever characters either holds.
+fn entry_key(kind: char, user: &str, id: &str) -> String {
+    format!("{kind}{}:{user}:{id}", user.len())
 }
-fn family_key(family: &str) -> String {
-    format!("fam:{family}")
+fn token_key(user: &str, id: &str) -> String {
+    entry_key('t', user, id)
+}
+fn family_key(user: &str, family: &str) -> String {
+    entry_key('f', user, family)
 }
 fn user_key(user: &str) -> String {
-    format!("usr:{user}")
+    entry_key('u', user, "")
 }
-fn spent_key(id: &str) -> String {
-    format!("spent:{id}")
+fn spent_key(user: &str, id: &str) -> String {
+    entry_key('r', user, id)
 }
 
 impl TokenStore for MemoryTokenStore {
     fn revoke_token<'a>(
         &'a self,
+        user_id: &'a str,
         token_id: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), TokenStoreError>> {
-        let r = self.put(token_key(token_id), expires_at, 1, false);
+        let r = self.put(token_key(user_id, token_id), expires_at, 1, false);
         async move { r }.boxed()
     }
 
     fn revoke_family<'a>(
         &'a self,
+        user_id: &'a str,
         family: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), TokenStoreError>> {
-        let r = self.put(family_key(family), expires_at, 1, false);
+        let r = self.put(family_key(user_id, family), expires_at, 1, false);
         async move { r }.boxed()
     }
 
@@ -241,9 +270,9 @@ impl TokenStore for MemoryTokenStore {
         let now = now_millis() / 1000;
         let revoked = {
             let inner = self.lock();
-            Self::get(&inner, &token_key(q.token_id), now).is_some()
+            Self::get(&inner, &token_key(q.user_id, q.token_id), now).is_some()
                 || q.family
-                    .is_some_and(|f| Self::get(&inner, &family_key(f), now).is_some())
+                    .is_some_and(|f| Self::get(&inner, &family_key(q.user_id, f), now).is_some())
                 || Self::get(&inner, &user_key(q.user_id), now)
                     .is_some_and(|nb| q.issued_at_ms <= nb)
         };
@@ -252,10 +281,11 @@ impl TokenStore for MemoryTokenStore {
 
     fn use_refresh<'a>(
         &'a self,
+        user_id: &'a str,
         token_id: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<RefreshUse, TokenStoreError>> {
-        let result = self.put_new(spent_key(token_id), expires_at);
+        let result = self.put_new(spent_key(user_id, token_id), expires_at);
         async move { result }.boxed()
     }
 }
@@ -283,97 +313,37 @@ impl MemoryTokenStore {
 
 #[cfg(test)]
 mod tests {
+    //! Memory-only behaviour. What every store must do (revocations, first use exactly once)
+    //! is tested against both stores in `tests/token_store_redis.rs`.
+
     use super::*;
 
     fn now() -> i64 {
         now_millis() / 1000
     }
 
-    fn query<'a>(
-        token_id: &'a str,
-        family: Option<&'a str>,
-        user_id: &'a str,
-        issued_at_ms: i64,
-    ) -> RevocationQuery<'a> {
-        RevocationQuery {
-            token_id,
-            family,
-            user_id,
-            issued_at_ms,
-        }
-    }
-
-    #[tokio::test]
-    async fn revoked_tokens_families_and_users_are_reported() {
-        let store = MemoryTokenStore::default();
-        let ms = now_millis();
-        assert!(
-            !store
-                .is_revoked(query("t1", Some("f1"), "u1", ms))
-                .await
-                .expect("ok")
-        );
-        store.revoke_token("t1", now() + 60).await.expect("ok");
-        assert!(
-            store
-                .is_revoked(query("t1", None, "u1", ms))
-                .await
-                .expect("ok")
-        );
-        store.revoke_family("f2", now() + 60).await.expect("ok");
-        assert!(
-            store
-                .is_revoked(query("t2", Some("f2"), "u1", ms))
-                .await
-                .expect("ok")
-        );
-        store
-            .revoke_user_before("u3", ms, now() + 60)
-            .await
-            .expect("ok");
-        assert!(
-            store
-                .is_revoked(query("t3", None, "u3", ms))
-                .await
-                .expect("ok")
-        );
-        assert!(
-            !store
-                .is_revoked(query("t3", None, "u3", ms + 1))
-                .await
-                .expect("ok")
-        );
-    }
-
-    #[tokio::test]
-    async fn a_refresh_token_is_first_used_exactly_once() {
-        let store = MemoryTokenStore::default();
-        assert_eq!(
-            store.use_refresh("r", now() + 60).await,
-            Ok(RefreshUse::First)
-        );
-        assert_eq!(
-            store.use_refresh("r", now() + 60).await,
-            Ok(RefreshUse::Reused)
-        );
-    }
-
     #[tokio::test]
     async fn expired_entries_are_dropped_and_the_cap_holds() {
         let store = MemoryTokenStore::new(2);
-        store.revoke_token("old", now() - 1).await.expect("ok");
+        store.revoke_token("u", "old", now() - 1).await.expect("ok");
         assert!(
             store.is_empty(),
             "an already-expired revocation is not stored"
         );
-        store.revoke_token("a", now() + 60).await.expect("ok");
-        store.revoke_token("b", now() + 60).await.expect("ok");
+        store.revoke_token("u", "a", now() + 60).await.expect("ok");
+        store.revoke_token("u", "b", now() + 60).await.expect("ok");
         assert_eq!(
-            store.revoke_token("c", now() + 60).await,
+            store.revoke_token("u", "c", now() + 60).await,
             Err(TokenStoreError::Full(2))
         );
         // Re-revoking a live key is not a new entry.
-        store.revoke_token("a", now() + 120).await.expect("ok");
+        store.revoke_token("u", "a", now() + 120).await.expect("ok");
         assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn entry_keys_of_different_users_never_collide() {
+        assert_ne!(token_key("a:b", "c"), token_key("a", "b:c"));
+        assert_ne!(token_key("u", "x"), family_key("u", "x"));
     }
 }

@@ -1,19 +1,16 @@
 //! The shared store: one Lua script per decision on plain Redis or Redis Cluster.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Client, Script};
-use tokio::sync::OnceCell;
+use redis::Script;
 
 use super::{Store, StoreError};
 use crate::rate_limit::algorithm::{Algorithm, Decision, LimitStatus, Quota};
 use crate::rate_limit::clock::Timestamp;
+use crate::redis_conn::{ConnError, RedisConn, Target, escape_tag};
 
 /// The decision script (see `redis.lua` beside this file). `redis::Script` sends `EVALSHA` and
 /// loads the script again when the server answers `NOSCRIPT` (after a restart or
@@ -41,11 +38,6 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     time_source: TimeSource,
-}
-
-enum Target {
-    Single(String),
-    Cluster(Vec<String>),
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -90,50 +82,13 @@ impl RedisStoreBuilder {
                 self.prefix
             )));
         }
-        let conn = match self.target {
-            Target::Single(url) => {
-                let client = Client::open(url.as_str())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(self.timeout);
-                Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
-            }
-            Target::Cluster(urls) => {
-                if urls.is_empty() {
-                    return Err(StoreError::Config("no Redis Cluster node given".into()));
-                }
-                let client = ClusterClient::builder(urls)
-                    .connection_timeout(self.timeout)
-                    .response_timeout(self.timeout)
-                    .retries(1)
-                    .build()?;
-                Conn::Cluster(Arc::new(ClusterState {
-                    client,
-                    conn: OnceCell::new(),
-                }))
-            }
-        };
+        let conn = RedisConn::new(self.target, self.timeout)?;
         Ok(RedisStore {
             conn,
             prefix: self.prefix,
-            timeout: self.timeout,
             time_source: self.time_source,
         })
     }
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(Arc<ClusterState>),
-}
-
-/// A cluster client and its connection, made on first use.
-struct ClusterState {
-    client: ClusterClient,
-    conn: OnceCell<ClusterConnection>,
 }
 
 /// Rate-limit state in Redis, shared by every instance of the application.
@@ -166,24 +121,17 @@ struct ClusterState {
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: Conn,
+    conn: RedisConn,
     prefix: String,
-    timeout: Duration,
     time_source: TimeSource,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field(
-                "mode",
-                &match self.conn {
-                    Conn::Single(_) => "single",
-                    Conn::Cluster(_) => "cluster",
-                },
-            )
+            .field("mode", &self.conn.mode())
             .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.conn.timeout())
             .field("time_source", &self.time_source)
             .finish()
     }
@@ -259,38 +207,6 @@ impl RedisStore {
         (keys, args)
     }
 
-    async fn connection(&self) -> Result<Live, StoreError> {
-        match &self.conn {
-            Conn::Single(c) => Ok(Live::Single(c.clone())),
-            Conn::Cluster(state) => {
-                let c = state
-                    .conn
-                    .get_or_try_init(|| state.client.get_async_connection())
-                    .await?;
-                Ok(Live::Cluster(c.clone()))
-            }
-        }
-    }
-
-    async fn run_script(
-        &self,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut invocation = SCRIPT.prepare_invoke();
-        for k in &keys {
-            invocation.key(k);
-        }
-        for a in &args {
-            invocation.arg(a);
-        }
-        let reply: Vec<i64> = match self.connection().await? {
-            Live::Single(mut c) => invocation.invoke_async(&mut c).await?,
-            Live::Cluster(mut c) => invocation.invoke_async(&mut c).await?,
-        };
-        Ok(reply)
-    }
-
     async fn check_inner(
         &self,
         key: &str,
@@ -298,26 +214,16 @@ impl RedisStore {
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
         let (keys, args) = self.script_args(key, quotas, now);
-        let reply = tokio::time::timeout(self.timeout, self.run_script(keys, args))
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))??;
+        let mut invocation = SCRIPT.prepare_invoke();
+        for k in &keys {
+            invocation.key(k);
+        }
+        for a in &args {
+            invocation.arg(a);
+        }
+        let reply: Vec<i64> = self.conn.invoke(&invocation).await?;
         parse_reply(&reply, quotas.len())
     }
-
-    async fn ping_inner(&self) -> Result<(), StoreError> {
-        let cmd = redis::cmd("PING");
-        let _: String = match self.connection().await? {
-            Live::Single(mut c) => cmd.query_async(&mut c).await?,
-            Live::Cluster(mut c) => cmd.query_async(&mut c).await?,
-        };
-        Ok(())
-    }
-}
-
-/// A connection ready for one call (clones share the underlying multiplexed connection).
-enum Live {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
 }
 
 impl Store for RedisStore {
@@ -332,9 +238,8 @@ impl Store for RedisStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            tokio::time::timeout(self.timeout, self.ping_inner())
-                .await
-                .map_err(|_| StoreError::Timeout(self.timeout))?
+            let _: String = self.conn.query(&redis::cmd("PING")).await?;
+            Ok(())
         }
         .boxed()
     }
@@ -342,21 +247,6 @@ impl Store for RedisStore {
     fn is_remote(&self) -> bool {
         true
     }
-}
-
-/// Makes `key` safe inside a `{…}` hash tag: `{`, `}` and `%` are percent-encoded, so a client
-/// key can neither end the tag early nor collide with another key.
-fn escape_tag(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for c in key.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '{' => out.push_str("%7B"),
-            '}' => out.push_str("%7D"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn parse_reply(reply: &[i64], quotas: usize) -> Result<Decision, StoreError> {
@@ -386,12 +276,12 @@ fn parse_reply(reply: &[i64], quotas: usize) -> Result<Decision, StoreError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::escape_tag;
-
-    #[test]
-    fn tags_cannot_be_broken_out_of() {
-        assert_eq!(escape_tag("user:a}b{c%"), "user:a%7Db%7Bc%25");
+impl From<ConnError> for StoreError {
+    fn from(e: ConnError) -> Self {
+        match e {
+            ConnError::Timeout(t) => Self::Timeout(t),
+            ConnError::Redis(e) => Self::Redis(e),
+            ConnError::NoNodes => Self::Config("no Redis Cluster node given".into()),
+        }
     }
 }
