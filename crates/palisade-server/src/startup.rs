@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use http::header;
-use palisade::auth::{Auth, AuthLayer, JwtConfig, JwtKeys, MemoryTokenStore};
+use palisade::auth::{
+    Auth, AuthLayer, JwtConfig, JwtKeys, MemoryTokenStore, RedisTokenStore, TokenStore,
+};
 use palisade::client_ip::{ClientIpConfig, ClientIpLayer};
 use palisade::limits::HardeningLayer;
 use palisade::rate_limit::{RateLimiter, RedisStore};
@@ -72,7 +74,7 @@ impl Application {
         })?;
         let auth = Auth::new(
             keys,
-            Arc::new(MemoryTokenStore::default()),
+            token_store(&settings)?,
             settings.access_lifetime_seconds(),
             settings.refresh_lifetime_seconds(),
         );
@@ -186,6 +188,25 @@ fn invalid(var: &str, value: &str, e: impl std::fmt::Display) -> ConfigError {
         reason: e.to_string(),
         expected: "see README.md, Configuration".to_owned(),
     }
+}
+
+/// Revocations: shared through Redis when it is configured (every instance must see a logout),
+/// else in memory.
+fn token_store(settings: &Settings) -> Result<Arc<dyn TokenStore>, StartupError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(Arc::new(MemoryTokenStore::default()));
+    };
+    let url = url.expose_secret();
+    let builder = if settings.redis_cluster {
+        RedisTokenStore::cluster(url.split(',').map(str::to_owned).collect::<Vec<_>>())
+    } else {
+        RedisTokenStore::builder(url)
+    };
+    let store = builder
+        .key_prefix(format!("{}:auth", settings.redis_key_prefix))
+        .build()
+        .map_err(|e| invalid("REDIS_URL", "[masked]", e))?;
+    Ok(Arc::new(store))
 }
 
 /// The shared limiter: Redis when `REDIS_URL` (or the tutorial's `REDIS_*`) is set, else memory.

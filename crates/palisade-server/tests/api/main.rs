@@ -5,4 +5,5 @@ mod binary;
 mod cli;
 mod helpers;
 mod registration;
+mod shared_state;
 mod tokens;
