@@ -1,6 +1,6 @@
 //! One error type for every route, written as FastAPI writes errors (SPEC §3).
 
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -201,7 +201,9 @@ impl<T: FromJsonBody, S: Send + Sync> FromRequest<S> for AppJson<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| match e {
-                BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    ApiError::PayloadTooLarge
+                }
                 _ => ApiError::BadRequest("Could not read the request body"),
             })?;
         let not_object = || {
