@@ -4,4 +4,5 @@ mod auth_flow;
 mod binary;
 mod helpers;
 mod registration;
+mod security_headers;
 mod tokens;
