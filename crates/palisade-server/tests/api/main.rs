@@ -3,6 +3,8 @@
 mod auth_flow;
 mod binary;
 mod helpers;
+mod limits;
 mod registration;
 mod security_headers;
 mod tokens;
+mod trusted_hosts;
