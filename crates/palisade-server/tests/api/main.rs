@@ -2,6 +2,7 @@
 
 mod auth_flow;
 mod binary;
+mod cors_browser;
 mod helpers;
 mod limits;
 mod registration;
