@@ -22,7 +22,8 @@ fn serve_page(listener: TcpListener, html: String) {
 }
 
 /// The page: a credentialed fetch of the profile; the outcome is written into `#result` as
-/// `status=<n> body=<text>` or `error=<name>: <message>`.
+/// `status=<n> request-id=<X-Request-ID as the script sees it> body=<text>` or
+/// `error=<name>: <message>`.
 fn page(api: &str, token: &str) -> String {
     let api = serde_json::to_string(api).expect("JSON string");
     let token = serde_json::to_string(token).expect("JSON string");
@@ -36,7 +37,10 @@ fetch({api} + "/user/profile", {{
   credentials: "include",
   headers: {{ Authorization: "Bearer " + {token} }},
 }})
-  .then(async (r) => {{ out.textContent = "status=" + r.status + " body=" + (await r.text()); }})
+  .then(async (r) => {{
+    out.textContent = "status=" + r.status + " request-id=" + r.headers.get("x-request-id")
+      + " body=" + (await r.text());
+  }})
   .catch((e) => {{ out.textContent = "error=" + e.name + ": " + e.message; }});
 </script></body></html>"#
     )
@@ -119,10 +123,18 @@ async fn a_credentialed_fetch_succeeds_from_an_allowed_origin_and_fails_from_ano
     let from_allowed = browser_result(&format!("{allowed_origin}/")).await;
     let from_disallowed = browser_result(&format!("{disallowed_origin}/")).await;
 
-    // Assert: the allowed page read the profile.
-    let body = from_allowed
-        .strip_prefix("status=200 body=")
+    // Assert: the allowed page read the profile, and the exposed X-Request-ID.
+    let rest = from_allowed
+        .strip_prefix("status=200 request-id=")
         .unwrap_or_else(|| panic!("the allowed origin's fetch succeeds: {from_allowed:?}"));
+    let (request_id, body) = rest
+        .split_once(" body=")
+        .unwrap_or_else(|| panic!("a body: {from_allowed:?}"));
+    // Unexposed, the script would read `null`; the server generates UUIDs.
+    assert!(
+        uuid::Uuid::parse_str(request_id).is_ok(),
+        "X-Request-ID is exposed to the script: {request_id:?}"
+    );
     let profile: serde_json::Value =
         serde_json::from_str(&html_unescape(body)).expect("profile JSON");
     assert_eq!(profile["username"], "browser_user");
