@@ -104,8 +104,19 @@ impl Server {
         server
     }
 
+    /// Every JSON log line up to and including the next one matching `pred`.
+    async fn logs_until(&mut self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        self.next_log(|l| {
+            seen.push(l.clone());
+            pred(l)
+        })
+        .await;
+        seen
+    }
+
     /// The next JSON log line matching `pred`.
-    async fn next_log(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+    async fn next_log(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
         tokio::time::timeout(PATIENCE, async {
             loop {
                 let line = self
@@ -178,4 +189,99 @@ async fn the_binary_logs_one_json_line_per_request_and_stops_on_sigterm() {
         status.success(),
         "graceful shutdown exits 0, got {status:?}"
     );
+}
+
+/// Sends a failed login carrying `incoming` as `X-Request-ID` (or none) and returns the id the
+/// response names and every log line of the request (they are written while it is handled,
+/// ending with its `request` line; requests are sent one at a time).
+async fn failed_login(
+    server: &mut Server,
+    client: &reqwest::Client,
+    incoming: Option<&str>,
+) -> (String, Vec<Value>) {
+    let mut req = client
+        .post(format!("{}/auth/login", server.address))
+        .json(&serde_json::json!({ "username": "nobody", "password": "wrong-password-123" }));
+    if let Some(id) = incoming {
+        req = req.header("x-request-id", id);
+    }
+    let res = req.send().await.expect("sent");
+    assert_eq!(res.status(), 401);
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .expect("X-Request-ID on the response")
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let lines = server.logs_until(|l| l["message"] == "request").await;
+    (id, lines)
+}
+
+/// Asserts that `lines` are the failed login's lines, each carrying `id`.
+fn assert_every_line_carries(id: &str, lines: &[Value], context: &str) {
+    assert!(
+        lines.iter().any(|l| l["message"] == "failed login"),
+        "{context}: the handler's own line is among {lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(|l| l["status"].clone()),
+        Some(Value::from(401)),
+        "{context}: the request line ends them"
+    );
+    for line in lines {
+        assert_eq!(
+            line["span"]["request_id"], id,
+            "{context}: every line of the request names its id: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_replaced_or_generated_and_on_every_log_line_of_their_request() {
+    // Arrange
+    let mut server = Server::start(&[("LOG_FORMAT", "json")]).await;
+    let client = reqwest::Client::new();
+    let longest = "a".repeat(128);
+    let too_long = "b".repeat(129);
+
+    // Kept: at most 128 characters of [A-Za-z0-9._-].
+    for incoming in ["trace-01J.abc_XYZ", longest.as_str()] {
+        // Act
+        let (id, lines) = failed_login(&mut server, &client, Some(incoming)).await;
+        // Assert
+        assert_eq!(id, incoming, "a sane id is kept");
+        assert_every_line_carries(&id, &lines, incoming);
+    }
+
+    // Replaced: markup, too long, spaces.
+    for incoming in ["<script>alert(1)</script>", too_long.as_str(), "a b"] {
+        // Act
+        let (id, lines) = failed_login(&mut server, &client, Some(incoming)).await;
+        // Assert
+        assert_ne!(id, incoming, "an unsafe id is replaced");
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "replaced by a UUID: {id}"
+        );
+        assert_every_line_carries(&id, &lines, incoming);
+        for line in &lines {
+            assert!(
+                !line.to_string().contains(incoming),
+                "the rejected id is not logged: {line}"
+            );
+        }
+    }
+
+    // Generated: none sent.
+    let (first, lines) = failed_login(&mut server, &client, None).await;
+    assert_eq!(
+        uuid::Uuid::parse_str(&first).map(|u| u.get_version_num()),
+        Ok(7),
+        "a UUIDv7 is generated: {first}"
+    );
+    assert_every_line_carries(&first, &lines, "generated");
+    let (second, lines) = failed_login(&mut server, &client, None).await;
+    assert_ne!(first, second, "each request gets its own id");
+    assert_every_line_carries(&second, &lines, "generated again");
 }

@@ -201,3 +201,237 @@ pub(crate) fn palisade_command(
         .kill_on_drop(true);
     cmd
 }
+
+/// Bounds how long a test waits on the network or a child process; a hang fails the test
+/// instead of stalling CI.
+pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Asserts the full set of security headers of SPEC §6 / issue 4 on an API response, plus an
+/// `X-Request-ID`, and no header naming the software. `context` names the request in failures.
+pub(crate) fn assert_security_headers(headers: &http::HeaderMap, context: &str) {
+    let expected = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        (
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("cache-control", "no-store"),
+        ("x-xss-protection", "0"),
+    ];
+    for (name, value) in expected {
+        let got: Vec<_> = headers.get_all(name).iter().collect();
+        assert_eq!(
+            got,
+            vec![value],
+            "{context}: header {name} should be exactly {value:?}"
+        );
+    }
+    // Deny-all: every listed feature has an empty allow-list, and the usual ones are listed.
+    let policy = headers
+        .get("permissions-policy")
+        .unwrap_or_else(|| panic!("{context}: no Permissions-Policy"))
+        .to_str()
+        .expect("ASCII Permissions-Policy");
+    let features: Vec<&str> = policy.split(',').map(str::trim).collect();
+    for directive in &features {
+        assert!(
+            directive.ends_with("=()"),
+            "{context}: Permissions-Policy allows something: {directive:?}"
+        );
+    }
+    for feature in ["camera", "microphone", "geolocation", "payment", "usb"] {
+        assert!(
+            features.contains(&format!("{feature}=()").as_str()),
+            "{context}: Permissions-Policy does not deny {feature}: {policy:?}"
+        );
+    }
+    for name in ["server", "x-powered-by"] {
+        assert!(
+            headers.get(name).is_none(),
+            "{context}: a {name} header names the software: {:?}",
+            headers.get(name)
+        );
+    }
+    let id = headers
+        .get("x-request-id")
+        .unwrap_or_else(|| panic!("{context}: no X-Request-ID"))
+        .to_str()
+        .expect("ASCII X-Request-ID");
+    assert!(
+        is_valid_request_id(id),
+        "{context}: X-Request-ID {id:?} is not 1-128 of [A-Za-z0-9._-]"
+    );
+}
+
+/// The request-id format of SPEC §6: 1 to 128 characters of `[A-Za-z0-9._-]`.
+pub(crate) fn is_valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A response read off a raw connection.
+#[derive(Debug)]
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// An HTTP/1.1 connection driven by hand, for what reqwest will not send: a missing or
+/// duplicated `Host`, a body that never finishes, `Expect: 100-continue`.
+pub(crate) struct RawConn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    /// Connects to the app at `address` (`http://127.0.0.1:port`).
+    pub(crate) async fn connect(address: &str) -> Self {
+        let authority = address.trim_start_matches("http://");
+        let stream = tokio::time::timeout(PATIENCE, tokio::net::TcpStream::connect(authority))
+            .await
+            .expect("connects in time")
+            .expect("connects");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("write request");
+        self.stream.flush().await.expect("flush request");
+    }
+
+    /// Reads more bytes into the buffer; false at end of stream.
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0_u8; 8192];
+        let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk))
+            .await
+            .expect("the server answers in time")
+            .expect("read response");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Reads one response head (status and headers), including an interim `1xx` one.
+    pub(crate) async fn read_head(&mut self) -> (u16, http::HeaderMap) {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            assert!(
+                self.fill().await,
+                "connection closed before a response head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec()).expect("ASCII head");
+        self.buf.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().expect("status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let mut headers = http::HeaderMap::new();
+        for line in lines {
+            let (name, value) = line.split_once(':').expect("header line");
+            headers.append(
+                http::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+                http::HeaderValue::from_str(value.trim()).expect("header value"),
+            );
+        }
+        (status, headers)
+    }
+
+    /// Reads one final response (skipping `1xx`), with its body.
+    pub(crate) async fn read_response(&mut self) -> RawResponse {
+        let (status, headers) = loop {
+            let (status, headers) = self.read_head().await;
+            if status >= 200 {
+                break (status, headers);
+            }
+        };
+        let body = if let Some(len) = headers.get("content-length") {
+            let len: usize = len
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .expect("numeric content-length");
+            while self.buf.len() < len {
+                assert!(self.fill().await, "connection closed inside the body");
+            }
+            self.buf.drain(..len).collect()
+        } else if headers
+            .get("transfer-encoding")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+        {
+            self.read_chunked().await
+        } else {
+            while self.fill().await {}
+            std::mem::take(&mut self.buf)
+        };
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn read_chunked(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                assert!(self.fill().await, "connection closed inside a chunk size");
+            };
+            let size_line = String::from_utf8(self.buf[..line_end].to_vec()).expect("ASCII");
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .expect("hex chunk size");
+            self.buf.drain(..line_end + 2);
+            while self.buf.len() < size + 2 {
+                assert!(self.fill().await, "connection closed inside a chunk");
+            }
+            body.extend(self.buf.drain(..size));
+            self.buf.drain(..2);
+            if size == 0 {
+                return body;
+            }
+        }
+    }
+}
+
+/// Sends `request` (which should say `Connection: close`) on a new connection and reads the
+/// response.
+pub(crate) async fn raw_request(address: &str, request: &str) -> RawResponse {
+    let mut conn = RawConn::connect(address).await;
+    conn.send(request.as_bytes()).await;
+    conn.read_response().await
+}

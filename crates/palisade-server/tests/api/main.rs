@@ -3,7 +3,11 @@
 mod auth_flow;
 mod binary;
 mod cli;
+mod cors_browser;
 mod helpers;
+mod limits;
 mod registration;
+mod security_headers;
 mod shared_state;
 mod tokens;
+mod trusted_hosts;
