@@ -205,6 +205,7 @@ fn rate_limiter(
             };
             let store = store
                 .key_prefix(format!("{}:rl", settings.redis_key_prefix))
+                .timeout(settings.redis_timeout)
                 .build()
                 .map_err(|e| invalid("REDIS_URL", "[masked]", e))?;
             RateLimiter::builder(store)
