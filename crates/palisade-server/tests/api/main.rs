@@ -3,5 +3,6 @@
 mod auth_flow;
 mod binary;
 mod helpers;
+mod rate_limits;
 mod registration;
 mod tokens;
