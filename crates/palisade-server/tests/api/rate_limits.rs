@@ -448,6 +448,55 @@ async fn behind_a_trusted_proxy_setting_forwarded_its_rightmost_untrusted_node_i
     assert_admitted(&app.get_with("/", &b).await, "root", 1, 60, 0);
 }
 
+#[tokio::test]
+async fn ipv6_clients_are_counted_per_64_prefix() {
+    let app = spawn_app_with(&[
+        ("GLOBAL_RATE_LIMIT", "2/minute"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let over = "Rate limit exceeded: 2 per 1 minute";
+
+    // Two addresses of one /64 (one host's privacy addresses, say) share a bucket…
+    assert_admitted(
+        &app.get_as("/", "2001:db8:0:1::1", None).await,
+        "root",
+        2,
+        60,
+        1,
+    );
+    let res = app
+        .get_as("/", "2001:db8:0:1:ffff:ffff:ffff:ffff", None)
+        .await;
+    assert_admitted(&res, "root", 2, 60, 0);
+    assert_429(
+        app.get_as("/", "2001:db8:0:1::2", None).await,
+        "root",
+        2,
+        60,
+        over,
+    )
+    .await;
+    // …and the next /64 is someone else.
+    assert_admitted(
+        &app.get_as("/", "2001:db8:0:2::1", None).await,
+        "root",
+        2,
+        60,
+        1,
+    );
+    // IPv4-mapped IPv6 is the IPv4 client.
+    assert_admitted(
+        &app.get_as("/", "198.51.100.9", None).await,
+        "root",
+        2,
+        60,
+        1,
+    );
+    let res = app.get_as("/", "::ffff:198.51.100.9", None).await;
+    assert_admitted(&res, "root", 2, 60, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Per-user limits (SPEC §9.2) and 5. invalid tokens (SPEC §9.11)
 // ---------------------------------------------------------------------------------------------
@@ -723,6 +772,34 @@ async fn after_redis_restarts_two_instances_share_one_limit_again() {
     assert_429(b.get_auth("/", None).await, "root", 4, 60, over).await;
 }
 
+#[tokio::test]
+async fn the_tutorial_redis_variables_reach_a_password_protected_redis_and_its_database() {
+    // Characters that must be percent-encoded in a URL.
+    let password = "p@ss/w0rd:%";
+    let redis = RedisServer::builder()
+        .password(password)
+        .start()
+        .expect("redis-server starts");
+    let port = redis.port().to_string();
+    // `closed`: were Redis unreachable (bad URL, wrong password), `/` would answer 503.
+    let app = spawn_app_with(&[
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", &port),
+        ("REDIS_PASSWORD", password),
+        ("REDIS_DB", "2"),
+        ("RATE_LIMIT_FAILURE_MODE", "closed"),
+        ("GLOBAL_RATE_LIMIT", "2/minute"),
+    ])
+    .await;
+
+    assert_admitted(&app.get_auth("/", None).await, "root", 2, 60, 1);
+    assert_admitted(&app.get_auth("/", None).await, "root", 2, 60, 0);
+    let over = "Rate limit exceeded: 2 per 1 minute";
+    assert_429(app.get_auth("/", None).await, "root", 2, 60, over).await;
+    // The counters are in database 2, not 0 (`command` talks to database 0).
+    assert_eq!(redis_keys(&redis, "*"), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Shadow mode, exemptions, tiers
 // ---------------------------------------------------------------------------------------------
@@ -864,4 +941,16 @@ async fn a_redis_cluster_enforces_limits_exactly() {
         .map(|node| redis_keys(node, &format!("{prefix}:rl:*root*")))
         .sum();
     assert_eq!(keys, 6);
+
+    // REDIS_CLUSTER=true with one seed node: the client finds the other masters.
+    let seed = cluster.urls().into_iter().next().expect("a node");
+    let mut settings = redis_settings(seed, &key_prefix());
+    settings.push(("REDIS_CLUSTER", "true".to_owned()));
+    settings.push(("GLOBAL_RATE_LIMIT", "3/minute".to_owned()));
+    settings.push(("RATE_LIMIT_FAILURE_MODE", "closed".to_owned()));
+    let app = spawn(&settings).await;
+    for remaining in [2, 1, 0] {
+        assert_admitted(&app.get_auth("/", None).await, "root", 3, 60, remaining);
+    }
+    assert_429(app.get_auth("/", None).await, "root", 3, 60, over).await;
 }
