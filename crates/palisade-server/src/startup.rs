@@ -204,6 +204,7 @@ fn token_store(settings: &Settings) -> Result<Arc<dyn TokenStore>, StartupError>
     };
     let store = builder
         .key_prefix(format!("{}:auth", settings.redis_key_prefix))
+        .timeout(settings.redis_timeout)
         .build()
         .map_err(|e| invalid("REDIS_URL", "[masked]", e))?;
     Ok(Arc::new(store))
@@ -226,6 +227,7 @@ fn rate_limiter(
             };
             let store = store
                 .key_prefix(format!("{}:rl", settings.redis_key_prefix))
+                .timeout(settings.redis_timeout)
                 .build()
                 .map_err(|e| invalid("REDIS_URL", "[masked]", e))?;
             RateLimiter::builder(store)

@@ -309,6 +309,9 @@ pub struct Settings {
     pub redis_cluster: bool,
     /// `REDIS_KEY_PREFIX`: the prefix of every key Palisade writes.
     pub redis_key_prefix: String,
+    /// `REDIS_TIMEOUT`: bound on every Redis call (connecting included); a call that takes
+    /// longer counts as a Redis failure and `RATE_LIMIT_FAILURE_MODE` applies.
+    pub redis_timeout: std::time::Duration,
     /// `ALLOWED_HOSTS`.
     pub allowed_hosts: Vec<HostPattern>,
     /// `CORS_ORIGINS` and `CORS_ALLOW_CREDENTIALS`.
@@ -581,6 +584,20 @@ impl Settings {
                 }
             },
         );
+        let redis_timeout = r.read(
+            "REDIS_TIMEOUT",
+            std::time::Duration::from_millis(250),
+            "a duration such as 250ms or 2s, from 10ms to 60s",
+            |v| {
+                let d = parse_duration(v)?;
+                if d < std::time::Duration::from_millis(10)
+                    || d > std::time::Duration::from_secs(60)
+                {
+                    return Err("out of range 10ms..=60s".to_owned());
+                }
+                Ok(d)
+            },
+        );
 
         let allowed_hosts = r.read(
             "ALLOWED_HOSTS",
@@ -669,6 +686,7 @@ impl Settings {
             redis_url,
             redis_cluster,
             redis_key_prefix,
+            redis_timeout,
             allowed_hosts,
             cors,
             trusted_proxies,
@@ -891,6 +909,7 @@ impl Settings {
             ("REDIS_URL", redis),
             ("REDIS_CLUSTER", self.redis_cluster.to_string()),
             ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
+            ("REDIS_TIMEOUT", format!("{:?}", self.redis_timeout)),
             (
                 "ALLOWED_HOSTS",
                 list(
@@ -1084,6 +1103,18 @@ mod tests {
             text.contains("banana is not an IP address or CIDR"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn redis_timeout_is_a_bounded_duration() {
+        let s = settings(&[]).expect("valid");
+        assert_eq!(s.redis_timeout, std::time::Duration::from_millis(250));
+        let s = settings(&[("REDIS_TIMEOUT", "2s")]).expect("valid");
+        assert_eq!(s.redis_timeout, std::time::Duration::from_secs(2));
+        for bad in ["0ms", "2h", "soon"] {
+            let err = settings(&[("REDIS_TIMEOUT", bad)]).err().expect("invalid");
+            assert_eq!(vars(&err), ["REDIS_TIMEOUT"], "{bad}");
+        }
     }
 
     #[test]

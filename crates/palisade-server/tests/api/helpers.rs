@@ -140,6 +140,48 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// GET with extra request headers (`X-Forwarded-For`, `Forwarded`, `Authorization`…).
+    pub(crate) async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.client.get(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// GET as the client `forwarded_for` behind a proxy (`X-Forwarded-For: <forwarded_for>`),
+    /// with a bearer token if given. Meaningful when the app trusts `127.0.0.1` as a proxy.
+    pub(crate) async fn get_as(
+        &self,
+        path: &str,
+        forwarded_for: &str,
+        token: Option<&str>,
+    ) -> Response {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("x-forwarded-for", forwarded_for)];
+        if let Some(b) = &bearer {
+            headers.push(("authorization", b.as_str()));
+        }
+        self.get_with(path, &headers).await
+    }
+
+    /// `POST /auth/login` with extra request headers.
+    pub(crate) async fn login_with(
+        &self,
+        username: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self
+            .client
+            .post(self.url("/auth/login"))
+            .json(&json!({ "username": username, "password": password }));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request sent")
+    }
+
     pub(crate) async fn refresh(&self, refresh_token: &str) -> Response {
         self.post_json("/auth/refresh", &json!({ "refresh_token": refresh_token }))
             .await

@@ -6,6 +6,7 @@ mod cli;
 mod cors_browser;
 mod helpers;
 mod limits;
+mod rate_limits;
 mod registration;
 mod security_headers;
 mod shared_state;
