@@ -44,6 +44,8 @@ pub(crate) enum ConnError {
     Redis(RedisError),
     /// A cluster target without any node.
     NoNodes,
+    /// A key prefix with `{` or `}`, which would change the keys' hash slot.
+    BadPrefix(String),
 }
 
 impl fmt::Display for ConnError {
@@ -52,6 +54,7 @@ impl fmt::Display for ConnError {
             Self::Timeout(t) => write!(f, "redis did not answer within {t:?}"),
             Self::Redis(e) => write!(f, "redis error: {e}"),
             Self::NoNodes => f.write_str("no Redis Cluster node given"),
+            Self::BadPrefix(p) => write!(f, "key prefix {p:?} must not contain '{{' or '}}'"),
         }
     }
 }
@@ -92,9 +95,13 @@ impl fmt::Debug for RedisConn {
 }
 
 impl RedisConn {
-    /// A handle on `target` whose calls give up after `timeout`. Connects nothing yet; fails
-    /// only on an invalid URL or an empty node list. Must be called within a Tokio runtime.
-    pub(crate) fn new(target: Target, timeout: Duration) -> Result<Self, ConnError> {
+    /// A handle on `target` whose calls give up after `timeout`, for keys under `prefix`.
+    /// Connects nothing yet; fails only on an invalid URL, an empty node list or a prefix that
+    /// would break hash tags. Must be called within a Tokio runtime.
+    pub(crate) fn new(target: Target, timeout: Duration, prefix: &str) -> Result<Self, ConnError> {
+        if prefix.contains(['{', '}']) {
+            return Err(ConnError::BadPrefix(prefix.to_owned()));
+        }
         let conn = match target {
             Target::Single(url) => {
                 let client = Client::open(url.as_str())?;

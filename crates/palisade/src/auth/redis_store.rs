@@ -101,17 +101,12 @@ impl RedisTokenStoreBuilder {
     /// Redis is down; it fails ([`TokenStoreError::Config`]) only on an invalid URL or prefix
     /// or an empty Cluster node list. Must be called within a Tokio runtime.
     pub fn build(self) -> Result<RedisTokenStore, TokenStoreError> {
-        if self.prefix.contains(['{', '}']) {
-            return Err(TokenStoreError::Config(format!(
-                "key prefix {:?} must not contain '{{' or '}}'",
-                self.prefix
-            )));
-        }
-        let conn = RedisConn::new(self.target, self.timeout).map_err(|e| match e {
-            // A bad URL is a configuration error, not an outage.
-            ConnError::Redis(e) => TokenStoreError::Config(e.to_string()),
-            e => TokenStoreError::from(e),
-        })?;
+        let conn =
+            RedisConn::new(self.target, self.timeout, &self.prefix).map_err(|e| match e {
+                // A bad URL is a configuration error, not an outage.
+                ConnError::Redis(e) => TokenStoreError::Config(e.to_string()),
+                e => TokenStoreError::from(e),
+            })?;
         Ok(RedisTokenStore {
             conn,
             prefix: self.prefix,
@@ -288,7 +283,7 @@ fn unexpected(values: &[Option<i64>]) -> TokenStoreError {
 impl From<ConnError> for TokenStoreError {
     fn from(e: ConnError) -> Self {
         match e {
-            ConnError::NoNodes => Self::Config(e.to_string()),
+            ConnError::NoNodes | ConnError::BadPrefix(_) => Self::Config(e.to_string()),
             ConnError::Timeout(_) | ConnError::Redis(_) => Self::Backend(e.to_string()),
         }
     }

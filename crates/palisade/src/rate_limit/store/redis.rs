@@ -76,13 +76,7 @@ impl RedisStoreBuilder {
     /// Redis is down (the limiter then falls back); it fails only on an invalid URL or prefix.
     /// Must be called within a Tokio runtime.
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        if self.prefix.contains(['{', '}']) {
-            return Err(StoreError::Config(format!(
-                "key prefix {:?} must not contain '{{' or '}}'",
-                self.prefix
-            )));
-        }
-        let conn = RedisConn::new(self.target, self.timeout)?;
+        let conn = RedisConn::new(self.target, self.timeout, &self.prefix)?;
         Ok(RedisStore {
             conn,
             prefix: self.prefix,
@@ -281,7 +275,7 @@ impl From<ConnError> for StoreError {
         match e {
             ConnError::Timeout(t) => Self::Timeout(t),
             ConnError::Redis(e) => Self::Redis(e),
-            ConnError::NoNodes => Self::Config("no Redis Cluster node given".into()),
+            ConnError::NoNodes | ConnError::BadPrefix(_) => Self::Config(e.to_string()),
         }
     }
 }
