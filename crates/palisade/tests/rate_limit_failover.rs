@@ -198,3 +198,59 @@ async fn a_hung_redis_is_cut_off_by_the_timeout() {
     }
     assert!((1..=2).contains(&admitted), "{admitted}");
 }
+
+/// Collects the `message` of every event logged while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Messages(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        self.0.lock().expect("not poisoned").push(message.0);
+    }
+}
+
+impl Messages {
+    fn count(&self, needle: &str) -> usize {
+        let messages = self.0.lock().expect("not poisoned");
+        messages.iter().filter(|m| m.contains(needle)).count()
+    }
+}
+
+#[tokio::test]
+async fn an_outage_is_logged_once_not_per_request_and_so_is_the_recovery() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let messages = Messages::default();
+    // The test runtime is single-threaded, so the thread-local default sees every event.
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(messages.clone()));
+
+    let mut redis = RedisServer::start().expect("redis-server starts");
+    let limiter = limiter(&redis, FailureMode::Local);
+    let policy = Policy::new("api", "100/minute".parse().expect("rate")).expect("name");
+    let mut svc = app(&limiter, policy.clone());
+    assert_eq!(send(&mut svc, request(1)).await.status(), StatusCode::OK);
+
+    redis.kill();
+    for _ in 0..20 {
+        assert_eq!(send(&mut svc, request(3)).await.status(), StatusCode::OK);
+    }
+    assert_eq!(messages.count("rate-limit store unavailable"), 1);
+
+    recovers(&mut redis, &limiter, &policy).await;
+    assert_eq!(messages.count("rate-limit store answers again"), 1);
+    assert_eq!(messages.count("rate-limit store unavailable"), 1);
+}
