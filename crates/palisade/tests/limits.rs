@@ -23,6 +23,18 @@ async fn json(res: Response<Body>) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("JSON body")
 }
 
+/// Asserts a rejection: its status, the typed reason in its extensions, and its JSON detail.
+async fn assert_rejected(
+    res: Response<Body>,
+    status: StatusCode,
+    reason: LimitExceeded,
+    detail: &str,
+) {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.extensions().get::<LimitExceeded>(), Some(&reason));
+    assert_eq!(json(res).await, serde_json::json!({ "detail": detail }));
+}
+
 fn echo_router() -> Router {
     Router::new().route(
         "/echo",
@@ -47,15 +59,13 @@ async fn an_announced_oversized_body_gets_413_json_without_reaching_the_handler(
 
     let res = svc.oneshot(req).await.expect("infallible");
 
-    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(
-        res.extensions().get::<LimitExceeded>(),
-        Some(&LimitExceeded::BodyTooLarge)
-    );
-    assert_eq!(
-        json(res).await,
-        serde_json::json!({"detail": "Request body too large"})
-    );
+    assert_rejected(
+        res,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        LimitExceeded::BodyTooLarge,
+        "Request body too large",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -105,15 +115,13 @@ async fn a_handler_past_the_timeout_gets_503_json() {
         .await
         .expect("infallible");
 
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        res.extensions().get::<LimitExceeded>(),
-        Some(&LimitExceeded::Timeout)
-    );
-    assert_eq!(
-        json(res).await,
-        serde_json::json!({"detail": "Request timed out"})
-    );
+    assert_rejected(
+        res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        LimitExceeded::Timeout,
+        "Request timed out",
+    )
+    .await;
 }
 
 #[tokio::test]
